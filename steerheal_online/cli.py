@@ -1,0 +1,100 @@
+"""`steerheal` command line: run, config show, doctor (more commands join per capability).
+
+Every command takes `--config NAME|PATH` and repeated `--set dotted.key=value`; input is
+validated before anything heavy starts, and a user error prints one clear message and
+exits with status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from steerheal_online.errors import SteerhealError
+
+app = typer.Typer(help="Distil an activation-steering vector into a coherent LoRA adapter.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console()
+
+ConfigOpt = typer.Option("default", "--config", "-c", help="shipped config name (default, authority_4b) or a YAML path")
+SetOpt = typer.Option(None, "--set", "-s", help="override a field, e.g. --set learner.kl_weight=0.1 (repeatable)")
+
+
+def _load(config: str, overrides: Optional[list[str]]):
+    from steerheal_online.config import load_config
+
+    return load_config(config, overrides or [])
+
+
+@config_app.command("show")
+def config_show(
+    config: str = ConfigOpt,
+    overrides: Optional[list[str]] = SetOpt,
+    doc: bool = typer.Option(False, "--doc", help="list every field with its one-line description"),
+) -> None:
+    """Print the resolved config (after overrides) as YAML."""
+    from steerheal_online.config import config_to_yaml, describe_fields
+
+    cfg = _load(config, overrides)
+    if doc:
+        table = Table("field", "value", "what it is")
+        flat = cfg.model_dump(mode="json")
+        for field, text in describe_fields():
+            section, name = field.split(".", 1)
+            table.add_row(field, str(flat[section][name]), text)
+        console.print(table)
+    else:
+        typer.echo(config_to_yaml(cfg), nl=False)
+
+
+@app.command()
+def doctor() -> None:
+    """Report library versions, the device, and whether the embedded model is cached."""
+    from steerheal_online.doctor import report
+
+    table = Table("item", "value", "healthy")
+    for item, value, healthy in report():
+        table.add_row(item, value, healthy)
+    console.print(table)
+
+
+@app.command()
+def run(
+    config: str = ConfigOpt,
+    overrides: Optional[list[str]] = SetOpt,
+    num_prompts: int = typer.Option(6, "--num-prompts", min=1, help="prompts for the generation pass"),
+) -> None:
+    """Run the main job on a config (the embedded default unless --config says otherwise)."""
+    from steerheal_online.pipeline import run_pipeline
+
+    cfg = _load(config, overrides)
+    run_pipeline(cfg, num_prompts=num_prompts, console=console)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2, not a traceback."""
+    try:
+        app(standalone_mode=False)
+    except SteerhealError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()
