@@ -14,21 +14,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from steerheal_online.cli_common import ConfigOpt, SetOpt, load_cfg
+from steerheal_online.cli_steer import steer_app
 from steerheal_online.errors import SteerhealError
 
 app = typer.Typer(help="Distil an activation-steering vector into a coherent LoRA adapter.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect configs.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(steer_app, name="steer")
 console = Console()
-
-ConfigOpt = typer.Option("default", "--config", "-c", help="shipped config name (default, authority_4b) or a YAML path")
-SetOpt = typer.Option(None, "--set", "-s", help="override a field, e.g. --set learner.kl_weight=0.1 (repeatable)")
-
-
-def _load(config: str, overrides: Optional[list[str]]):
-    from steerheal_online.config import load_config
-
-    return load_config(config, overrides or [])
 
 
 @config_app.command("show")
@@ -40,7 +34,7 @@ def config_show(
     """Print the resolved config (after overrides) as YAML."""
     from steerheal_online.config import config_to_yaml, describe_fields
 
-    cfg = _load(config, overrides)
+    cfg = load_cfg(config, overrides)
     if doc:
         table = Table("field", "value", "what it is")
         flat = cfg.model_dump(mode="json")
@@ -72,7 +66,7 @@ def run(
     """Run the main job on a config (the embedded default unless --config says otherwise)."""
     from steerheal_online.pipeline import run_pipeline
 
-    cfg = _load(config, overrides)
+    cfg = load_cfg(config, overrides)
     run_pipeline(cfg, num_prompts=num_prompts, console=console)
 
 

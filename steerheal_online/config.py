@@ -64,6 +64,12 @@ class PersonaConfig(_Section):
     trait: str = Field("cheerful", min_length=1, description="short name of the trait the pos persona expresses")
     pos: str = Field(..., min_length=10, description="system prompt that expresses the trait")
     neg: str = Field(..., min_length=10, description="system prompt that expresses its direct opposite, same framing")
+    probes_file: str | None = Field(None, description="forced-choice probe JSONL; null = the shipped set for `trait`")
+
+    @field_validator("probes_file")
+    @classmethod
+    def _probes_exist(cls, v: str | None) -> str | None:
+        return _existing_file(v, "probes")
 
     @model_validator(mode="after")
     def _distinct(self) -> "PersonaConfig":

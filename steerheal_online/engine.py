@@ -62,12 +62,13 @@ def make_llm(spec: EngineSpec):
     return LLM(**kw)
 
 
-def sampling(max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None, n: int = 1):
+def sampling(max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None, n: int = 1,
+             ignore_eos: bool = False):
     from vllm import SamplingParams
 
     # logprobs=0 returns the sampled token's own logprob, as the engine computed it.
     return SamplingParams(
-        max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, n=n, logprobs=0,
+        max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, n=n, logprobs=0, ignore_eos=ignore_eos,
     )
 
 

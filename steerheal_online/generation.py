@@ -26,8 +26,9 @@ class Completion:
     finish_reason: str  # "stop" (EOS) | "length"
 
 
-def hf_generate(model, tok, prompt_ids: list[list[int]], max_new_tokens: int, batch_size: int = 16) -> list[Completion]:
-    """Greedy generation, left-padded batches; stops at EOS like vLLM does."""
+def hf_generate(model, tok, prompt_ids: list[list[int]], max_new_tokens: int, batch_size: int = 16,
+                ignore_eos: bool = False) -> list[Completion]:
+    """Greedy generation, left-padded batches; stops at EOS like vLLM does (unless `ignore_eos`)."""
     import torch
 
     eos = tok.eos_token_id
@@ -42,9 +43,10 @@ def hf_generate(model, tok, prompt_ids: list[list[int]], max_new_tokens: int, ba
             gen = model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                 eos_token_id=eos, pad_token_id=pad, top_p=None, top_k=None, temperature=None,
+                min_new_tokens=max_new_tokens if ignore_eos else None,
             )
         for p, row in zip(chunk, gen[:, width:].tolist()):
-            toks = row[: row.index(eos) + 1] if eos in row else row
+            toks = row if ignore_eos else (row[: row.index(eos) + 1] if eos in row else row)
             finish = "stop" if toks and toks[-1] == eos else "length"
             text = tok.decode(toks, skip_special_tokens=True)
             out.append(Completion(p, toks, text, finish))

@@ -200,6 +200,7 @@ def build_tiny_model(out_dir: str | os.PathLike, seed: int = 0, layers: int = 4,
         num_attention_heads=4, num_key_value_heads=4, head_dim=32, max_position_embeddings=1024,
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         tie_word_embeddings=False,
+        initializer_range=0.1,  # the default 0.02 gives near-flat logits: greedy repeats one token
     )
     model = LlamaForCausalLM(cfg).to(torch.float32)
     model.save_pretrained(out, safe_serialization=True)

@@ -1,15 +1,20 @@
 """`steerheal run`: the most complete real pipeline the product has so far.
 
-Today: resolve the model (converting the embedded GGUF once), start a real vLLM
-engine, generate chat completions for held-out neutral prompts with the rollout
-sampling settings, write them to `<output_dir>/generations.jsonl`, log to MLflow, and
-print a table plus a summary. The online loop replaces the middle of this in time.
+Phases (each timed as `timing/<phase>`):
+  extract   persona-contrast vector on the config's band (saved under <output_dir>/vector)
+  calibrate iso-KL coefficient, when steering.strength_unit is "calibrated"
+  probe     trait shift (forced-choice log-odds, nats) and fluency at the run's strength
+  generate  unsteered and steered completions for held-out prompts from one vLLM engine
+Outputs: <output_dir>/generations.jsonl, the vector, an MLflow run, and a summary table.
+The online loop (rollout -> score -> learn -> sync) replaces `generate` in time.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -20,78 +25,102 @@ from steerheal_online.data import load_prompts
 from steerheal_online.tracking import make_tracker
 
 
+@contextmanager
+def _phase(name: str, timings: dict, console: Console, what: str):
+    t0 = time.perf_counter()
+    with console.status(what):
+        yield
+    timings[f"timing/{name}"] = time.perf_counter() - t0
+
+
 def run_pipeline(cfg: Config, num_prompts: int = 6, console: Console | None = None) -> dict:
+    from steerheal_online.steer_ops import probes_for
+
     console = console or Console()
-    prompts = load_prompts(cfg.rollout.prompts_file)[:num_prompts]  # validate input before heavy work
+    prompts = load_prompts(cfg.rollout.prompts_file)[:num_prompts]  # bad input fails here, before heavy work
+    probes = probes_for(cfg)
     out_dir = Path(cfg.run.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    from steerheal_online.engine import EngineSpec, make_llm, sampling, shutdown, vllm_generate
-    from steerheal_online.generation import chat_ids
-    from steerheal_online.models import resolve_model
-
-    t0 = time.perf_counter()
-    with console.status(f"resolving model {cfg.model.name} (the first run converts the embedded GGUF once)"):
-        resolved = resolve_model(cfg.model.name)
-        from transformers import AutoTokenizer
-
-        tok = AutoTokenizer.from_pretrained(resolved.path, revision=cfg.model.revision if resolved.kind == "hub" else None)
-    timings = {"timing/resolve": time.perf_counter() - t0}
-
     tracker = make_tracker(cfg)
     tracker.log_params(as_dict(cfg))
-    tracker.set_tags({"model.kind": resolved.kind, "stage": "generate"})
     status = "FAILED"
     try:
-        t0 = time.perf_counter()
-        with console.status("starting vLLM engine (about a minute on 2 CPU cores)"):
-            llm = make_llm(
-                EngineSpec(
-                    resolved.path, dtype=cfg.model.dtype, max_model_len=cfg.model.max_model_len, seed=cfg.run.seed,
-                    kv_cache_gib=cfg.rollout.kv_cache_gib, gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
-                )
-            )
-        timings["timing/engine_start"] = time.perf_counter() - t0
-        try:
-            ids = [chat_ids(tok, p) for p in prompts]
-            params = sampling(cfg.rollout.max_new_tokens, cfg.rollout.temperature, cfg.rollout.top_p, seed=cfg.run.seed)
-            t0 = time.perf_counter()
-            outs = [group[0] for group in vllm_generate(llm, ids, params)]
-            timings["timing/generate"] = time.perf_counter() - t0
-        finally:
-            shutdown(llm)
-        summary = _summarise(outs, timings["timing/generate"], tok.eos_token_id)
-        rows_path = out_dir / "generations.jsonl"
-        with rows_path.open("w") as f:
-            for p, c in zip(prompts, outs):
-                f.write(json.dumps({"prompt": p, "completion": c.text, "finish_reason": c.finish_reason, "tokens": len(c.token_ids)}) + "\n")
-        tracker.log_metrics({**summary, **timings})
-        tracker.log_artifact(rows_path)
-        _print(console, prompts, outs, summary)
+        result = _run(cfg, prompts, probes, out_dir, tracker, console)
         status = "FINISHED"
-        return {"summary": summary, "timings": timings, "generations": str(rows_path), "mlflow_run_id": tracker.run_id}
+        return result
     finally:
         tracker.end(status)
 
 
-def _summarise(outs, seconds: float, eos_id: int) -> dict[str, float]:
-    n_tok = sum(len(c.token_ids) for c in outs)
-    return {
-        "gen/tokens_per_s": n_tok / max(seconds, 1e-9),
-        "gen/mean_tokens": n_tok / len(outs),
-        "gen/stopped_at_eos": sum(c.finish_reason == "stop" for c in outs) / len(outs),
-        "gen/empty": sum(not c.text.strip() for c in outs) / len(outs),
+def _run(cfg: Config, prompts, probes, out_dir: Path, tracker, console: Console) -> dict:
+    from steerheal_online.calibrate import calibrate
+    from steerheal_online.engine import sampling, shutdown
+    from steerheal_online.generation import chat_ids
+    from steerheal_online.models import load_hf
+    from steerheal_online.probes import score_probes
+    from steerheal_online.steer_ops import band_only, extract_for, raw_strength
+    from steerheal_online.steered_generation import engine_for, generate_pair
+    from steerheal_online.steering import steer
+
+    timings: dict[str, float] = {}
+    with _phase("load", timings, console, f"loading {cfg.model.name} (the first run converts the embedded GGUF once)"):
+        model, tok = load_hf(cfg.model.name, cfg.model.dtype, cfg.model.revision)
+    with _phase("extract", timings, console, f"extracting the vector over {cfg.steering.num_contexts} contexts"):
+        vec = band_only(cfg, extract_for(cfg, model, tok))
+    if cfg.steering.strength_unit == "calibrated":
+        with _phase("calibrate", timings, console, f"calibrating to p95 KL {cfg.steering.target_kl} nats"):
+            cal = calibrate(model, tok, vec, prompts, cfg.steering.target_kl)
+            vec.calibrated_coef, vec.target_kl = cal.coef, cal.target
+    vec.save(out_dir / "vector")
+    strength = raw_strength(cfg, vec)
+    with _phase("probe", timings, console, f"scoring {len(probes)} probe items unsteered and steered"):
+        base = score_probes(model, tok, probes)
+        with steer(model, vec, strength):
+            steered = score_probes(model, tok, probes)
+    ids = [chat_ids(tok, p) for p in prompts]
+    del model  # the engine holds its own copy
+    with _phase("engine_start", timings, console, "starting vLLM with steering hooks (about a minute on 2 CPU cores)"):
+        llm = engine_for(cfg, vec.layers)
+    try:
+        params = sampling(cfg.rollout.max_new_tokens, cfg.rollout.temperature, cfg.rollout.top_p, seed=cfg.run.seed)
+        with _phase("generate", timings, console, "generating unsteered and steered completions"):
+            plain, steered_outs = generate_pair(llm, ids, vec, strength, params)
+    finally:
+        shutdown(llm)
+
+    n_tok = sum(len(c.token_ids) for c in plain + steered_outs)
+    metrics = {
+        "steer/strength_raw": strength,
+        "probe/trait_base": base.trait_nats,
+        "probe/trait_steered": steered.trait_nats,
+        "probe/trait_shift": steered.trait_nats - base.trait_nats,
+        "probe/fluency": math.exp(-(steered.answer_nll - base.answer_nll)),
+        "gen/tokens_per_s": n_tok / timings["timing/generate"],
+        "gen/steered_stopped_at_eos": sum(c.finish_reason == "stop" for c in steered_outs) / len(steered_outs),
+        **timings,
     }
+    rows_path = out_dir / "generations.jsonl"
+    with rows_path.open("w") as f:
+        for p, a, b in zip(prompts, plain, steered_outs):
+            f.write(json.dumps({"prompt": p, "unsteered": a.text, "steered": b.text, "strength": strength}) + "\n")
+    tracker.log_metrics(metrics)
+    tracker.log_artifact(rows_path)
+    tracker.log_artifact(out_dir / "vector" / "vector.json")
+    _print(console, prompts, plain, steered_outs, metrics)
+    return {"metrics": metrics, "generations": str(rows_path), "mlflow_run_id": tracker.run_id, "vector": str(out_dir / "vector")}
 
 
-def _print(console: Console, prompts, outs, summary) -> None:
-    table = Table("prompt", "completion", "finish", title="completions (unsteered)", show_lines=True)
-    for p, c in zip(prompts, outs):
-        table.add_row(p, c.text.strip(), c.finish_reason)
+def _print(console: Console, prompts, plain, steered, m) -> None:
+    table = Table("prompt", "unsteered", f"steered (x{m['steer/strength_raw']:g})", show_lines=True)
+    for p, a, b in zip(prompts, plain, steered):
+        table.add_row(p, a.text.strip(), b.text.strip())
     console.print(table)
-    s = Table("measure", "value", "healthy")
-    s.add_row("tokens/s", f"{summary['gen/tokens_per_s']:.1f}", ">= 50 on 2 CPU cores for SmolLM2 batched")
-    s.add_row("mean tokens", f"{summary['gen/mean_tokens']:.1f}", "<= max_new_tokens")
-    s.add_row("stopped at EOS", f"{summary['gen/stopped_at_eos']:.2f}", "higher = fewer truncations")
-    s.add_row("empty", f"{summary['gen/empty']:.2f}", "0.00")
+    s = Table("measure", "value", "healthy", title="summary")
+    s.add_row("trait shift (probe log-odds)", f"{m['probe/trait_shift']:+.2f} nats", "> 0: steering moves the trait")
+    s.add_row("fluency exp(-dNLL)", f"{m['probe/fluency']:.2f}", ">= 0.7; lower -> strength too high")
+    s.add_row("steered stopped at EOS", f"{m['gen/steered_stopped_at_eos']:.2f}", "similar to unsteered")
+    s.add_row("vLLM tokens/s", f"{m['gen/tokens_per_s']:.1f}", ">= 50 on 2 CPU cores for SmolLM2")
+    for k, v in m.items():
+        if k.startswith("timing/"):
+            s.add_row(k, f"{v:.1f} s", "")
     console.print(s)

@@ -61,13 +61,13 @@ def _engine(path, **kw):
 
 @pytest.fixture(scope="session")
 def tiny_llm(tiny_dir):
-    llm, shutdown = _engine(tiny_dir)
+    llm, shutdown = _engine(tiny_dir, steer_layers=(0, 1, 2, 3))
     yield llm
     shutdown(llm)
 
 
 @pytest.fixture(scope="session")
 def smol_llm(smol_dir):
-    llm, shutdown = _engine(smol_dir)
+    llm, shutdown = _engine(smol_dir, steer_layers=(15,))
     yield llm
     shutdown(llm)
