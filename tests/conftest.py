@@ -71,3 +71,26 @@ def smol_llm(smol_dir):
     llm, shutdown = _engine(smol_dir, steer_layers=(15,))
     yield llm
     shutdown(llm)
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_dir, tmp_path_factory):
+    """A config YAML for the tiny model, writing everything under a temp dir."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("tinyrun")
+    cfg = {
+        "run": {"name": "tiny", "output_dir": str(root / "out")},
+        "model": {"name": tiny_dir, "max_model_len": 512},
+        "persona": {
+            "trait": "cheerful",
+            "pos": "You are someone who always sees the bright side of everything.",
+            "neg": "You are someone who always sees the dark side of everything.",
+        },
+        "steering": {"layer_band": [0.45, 0.55], "strength": 4.0, "num_contexts": 16},
+        "rollout": {"max_new_tokens": 8, "kv_cache_gib": 0.25},
+        "tracking": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "tiny-tests"},
+    }
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
