@@ -71,23 +71,13 @@ def run(
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit status 2, not a traceback."""
+    """Entry point: click handles usage errors and --help (exit 2 / 0); our user errors
+    become one line on stderr and exit status 2, not a traceback."""
     try:
-        app(standalone_mode=False)
+        app()
     except SteerhealError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        raise
 
 
 if __name__ == "__main__":

@@ -141,6 +141,9 @@ def load_hf(spec: str, dtype: str = "float32", revision: str | None = None):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar per load is noise in CLI output and logs
     r = resolve_model(spec)
     kw = {"revision": revision} if r.kind == "hub" and revision else {}
     try:

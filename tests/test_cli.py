@@ -47,6 +47,9 @@ def _cli(*args, env=None, timeout=600):
     (["run", "--set", "rollout.group_size=1"], "rollout.group_size"),
     (["run", "--set", "rollout.prompts_file=/nope.txt"], "rollout.prompts_file"),
     (["steer", "extract", "--set", "steering.layer_band=[0.9, 0.1]"], "steering.layer_band"),
+    (["run", "--bogus"], "No such option: --bogus"),
+    (["steer", "generate", "--strength", "-1"], "--strength"),
+    (["steer", "calibrate", "--vector", "/no/such/vector"], "/no/such/vector: expected vector.safetensors"),
 ])
 def test_bad_input_is_one_clear_line_and_exit_2(args, needle, tmp_path):
     res = _cli(*args, "--set", f"run.output_dir={tmp_path / 'out'}")
