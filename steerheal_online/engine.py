@@ -8,6 +8,8 @@ engine takes a fraction of device memory instead.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 
 from steerheal_online.generation import Completion
@@ -76,7 +78,23 @@ def make_llm(spec: EngineSpec):
         kw["gpu_memory_utilization"] = spec.gpu_memory_utilization
     else:
         kw["kv_cache_memory_bytes"] = int(spec.kv_cache_gib * 2**30)
-    return LLM(**kw)
+    # vLLM's ZMQ IPC sockets go to $VLLM_RPC_BASE_PATH (default /tmp) and outlive a
+    # force-killed engine; give each engine its own folder and remove it at shutdown.
+    rpc_dir = tempfile.mkdtemp(prefix="steerheal-vllm-")
+    previous = os.environ.get("VLLM_RPC_BASE_PATH")
+    os.environ["VLLM_RPC_BASE_PATH"] = rpc_dir
+    try:
+        llm = LLM(**kw)
+    except BaseException:
+        shutil.rmtree(rpc_dir, ignore_errors=True)
+        raise
+    finally:
+        if previous is None:
+            os.environ.pop("VLLM_RPC_BASE_PATH", None)
+        else:
+            os.environ["VLLM_RPC_BASE_PATH"] = previous
+    llm._steerheal_rpc_dir = rpc_dir
+    return llm
 
 
 def sampling(max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = None, n: int = 1,
@@ -107,5 +125,8 @@ def shutdown(llm) -> None:
     core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
     if core is not None and hasattr(core, "shutdown"):
         core.shutdown()
+    rpc_dir = getattr(llm, "_steerheal_rpc_dir", None)
     del llm
     gc.collect()
+    if rpc_dir:
+        shutil.rmtree(rpc_dir, ignore_errors=True)

@@ -101,7 +101,10 @@ def test_run_end_to_end_on_tiny(tiny_config, tmp_path):
     """The main job through the real CLI: real vLLM, real MLflow (sqlite)."""
     import mlflow
 
+    import tempfile
+
     out, db = tmp_path / "run", tmp_path / "ml.db"
+    tmp_before = set(os.listdir(tempfile.gettempdir()))
     res = _cli("run", "--config", str(tiny_config), "--num-prompts", "3", "--set", f"run.output_dir={out}",
                "--set", f"tracking.tracking_uri=sqlite:///{db}")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -117,3 +120,5 @@ def test_run_end_to_end_on_tiny(tiny_config, tmp_path):
     assert runs[0].data.params["persona.trait"] == "cheerful" and runs[0].data.params["rollout.max_new_tokens"] == "8"
     assert any(a.path == "generations.jsonl" for a in client.list_artifacts(runs[0].info.run_id))
     assert "summary" in res.stdout and "trait shift" in res.stdout
+    leftovers = set(os.listdir(tempfile.gettempdir())) - tmp_before
+    assert not [n for n in leftovers if n.startswith("steerheal-vllm-") or len(n) == 36], leftovers  # vLLM IPC sockets cleaned
