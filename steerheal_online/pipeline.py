@@ -3,8 +3,9 @@
 Phases (each timed as `timing/<phase>`):
   extract   persona-contrast vector on the config's band (saved under <output_dir>/vector)
   calibrate iso-KL coefficient, when steering.strength_unit is "calibrated"
-  probe     trait shift (forced-choice log-odds, nats) and fluency at the run's strength
+  probe     trait shift (forced-choice log-odds, nats) at the run's strength
   generate  unsteered and steered completions for held-out prompts from one vLLM engine
+  fluency   exp(-dNLL): the unsteered model reading the steered text against its own
 Outputs: <output_dir>/generations.jsonl, the vector, an MLflow run, and a summary table.
 The online loop (rollout -> score -> learn -> sync) replaces `generate` in time.
 """
@@ -61,6 +62,7 @@ def _run(cfg: Config, prompts, probes, out_dir: Path, tracker, console: Console)
     from steerheal_online.steer_ops import band_only, extract_for, raw_strength
     from steerheal_online.steered_generation import engine_for, generate_pair
     from steerheal_online.steering import steer
+    from steerheal_online.sweep import text_nll
 
     timings: dict[str, float] = {}
     with _phase("load", timings, console, f"loading {cfg.model.name} (the first run converts the embedded GGUF once)"):
@@ -78,7 +80,6 @@ def _run(cfg: Config, prompts, probes, out_dir: Path, tracker, console: Console)
         with steer(model, vec, strength):
             steered = score_probes(model, tok, probes)
     ids = [chat_ids(tok, p) for p in prompts]
-    del model  # the engine holds its own copy
     with _phase("engine_start", timings, console, "starting vLLM with steering hooks (about a minute on 2 CPU cores)"):
         llm = engine_for(cfg, vec.layers)
     try:
@@ -88,13 +89,17 @@ def _run(cfg: Config, prompts, probes, out_dir: Path, tracker, console: Console)
     finally:
         shutdown(llm)
 
+    with _phase("fluency", timings, console, "reading the completions with the unsteered model"):
+        # Same gauge as `steer sweep`: how well the base model reads the steered text vs its own.
+        d_nll = text_nll(model, tok, ids, [c.token_ids for c in steered_outs]) - text_nll(model, tok, ids, [c.token_ids for c in plain])
     n_tok = sum(len(c.token_ids) for c in plain + steered_outs)
     metrics = {
         "steer/strength_raw": strength,
         "probe/trait_base": base.trait_nats,
         "probe/trait_steered": steered.trait_nats,
         "probe/trait_shift": steered.trait_nats - base.trait_nats,
-        "probe/fluency": math.exp(-(steered.answer_nll - base.answer_nll)),
+        "probe/answer_nll_shift": steered.answer_nll - base.answer_nll,  # confounded: half the answers are the opposite trait
+        "gen/fluency": min(1.0, math.exp(-d_nll)),
         "gen/tokens_per_s": n_tok / timings["timing/generate"],
         "gen/steered_stopped_at_eos": sum(c.finish_reason == "stop" for c in steered_outs) / len(steered_outs),
         **timings,
@@ -117,7 +122,7 @@ def _print(console: Console, prompts, plain, steered, m) -> None:
     console.print(table)
     s = Table("measure", "value", "healthy", title="summary")
     s.add_row("trait shift (probe log-odds)", f"{m['probe/trait_shift']:+.2f} nats", "> 0: steering moves the trait")
-    s.add_row("fluency exp(-dNLL)", f"{m['probe/fluency']:.2f}", ">= 0.7; lower -> strength too high")
+    s.add_row("fluency exp(-dNLL) of steered text", f"{m['gen/fluency']:.2f}", ">= 0.7; lower -> strength too high")
     s.add_row("steered stopped at EOS", f"{m['gen/steered_stopped_at_eos']:.2f}", "similar to unsteered")
     s.add_row("vLLM tokens/s", f"{m['gen/tokens_per_s']:.1f}", ">= 50 on 2 CPU cores for SmolLM2")
     for k, v in m.items():

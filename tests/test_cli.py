@@ -116,7 +116,8 @@ def test_run_end_to_end_on_tiny(tiny_config, tmp_path):
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
     m = runs[0].data.metrics
-    assert {"probe/trait_shift", "gen/tokens_per_s", "timing/generate", "timing/extract"} <= m.keys()
+    assert {"probe/trait_shift", "gen/fluency", "gen/tokens_per_s", "timing/generate", "timing/extract"} <= m.keys()
+    assert 0.0 <= m["gen/fluency"] <= 1.0
     assert runs[0].data.params["persona.trait"] == "cheerful" and runs[0].data.params["rollout.max_new_tokens"] == "8"
     assert any(a.path == "generations.jsonl" for a in client.list_artifacts(runs[0].info.run_id))
     assert "summary" in res.stdout and "trait shift" in res.stdout
