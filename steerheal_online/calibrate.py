@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from steerheal_online.generation import chat_ids, hf_generate
+from steerheal_online.generation import chat_ids, hf_generate, pad_batch
 from steerheal_online.steering import SteeringVector, steer
 
 
@@ -42,11 +42,7 @@ class KLProbe:
         self.model, self.vec, self.quantile = model, vec, quantile
         prompt_ids = [chat_ids(tok, p) for p in prompts]
         outs = hf_generate(model, tok, prompt_ids, new_tokens)
-        rows = [c.prompt_ids + c.token_ids for c in outs]
-        width = max(map(len, rows))
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        self.ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-        self.attn = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        self.ids, self.attn = pad_batch(tok, [c.prompt_ids + c.token_ids for c in outs])
         self.mask = torch.zeros_like(self.ids, dtype=torch.bool)  # positions that predict completion tokens
         for n, c in enumerate(outs):
             a = len(c.prompt_ids) - 1

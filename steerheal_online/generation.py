@@ -18,6 +18,24 @@ def chat_ids(tok, user: str, system: str | None = None) -> list[int]:
     return list(ids)
 
 
+def pad_batch(tok, rows: list[list[int]], left: bool = False):
+    """(ids, attention mask) for token rows padded to one width: (B, T) each.
+
+    Left padding puts every row's last token at -1 (generation, last-token reads);
+    right padding keeps positions aligned at the start (scoring completions).
+    """
+    import torch
+
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    width = max(map(len, rows))
+    fill = [[pad] * (width - len(r)) for r in rows]
+    ones = [[1] * len(r) for r in rows]
+    zeros = [[0] * (width - len(r)) for r in rows]
+    if left:
+        return torch.tensor([f + r for f, r in zip(fill, rows)]), torch.tensor([z + o for z, o in zip(zeros, ones)])
+    return torch.tensor([r + f for f, r in zip(fill, rows)]), torch.tensor([o + z for z, o in zip(zeros, ones)])
+
+
 @dataclass
 class Completion:
     prompt_ids: list[int]
@@ -36,9 +54,8 @@ def hf_generate(model, tok, prompt_ids: list[list[int]], max_new_tokens: int, ba
     out: list[Completion] = []
     for start in range(0, len(prompt_ids), batch_size):
         chunk = prompt_ids[start : start + batch_size]
-        width = max(len(p) for p in chunk)
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in chunk])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk])
+        ids, mask = pad_batch(tok, chunk, left=True)
+        width = ids.shape[1]
         with torch.no_grad():
             gen = model.generate(
                 input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from steerheal_online.generation import chat_ids
+from steerheal_online.generation import chat_ids, pad_batch
 
 
 @dataclass
@@ -38,10 +38,7 @@ def _answer_batch(tok, items: list[dict], system: str | None):
             ans = tok(it[key], add_special_tokens=False)["input_ids"]
             rows.append(prompt + ans)
             spans.append((len(prompt), len(prompt) + len(ans)))
-    width = max(map(len, rows))
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-    attn = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    ids, attn = pad_batch(tok, rows)
     mask = torch.zeros_like(ids, dtype=torch.bool)
     for n, (a, b) in enumerate(spans):
         mask[n, a:b] = True
@@ -68,11 +65,7 @@ def score_probes(model, tok, items: list[dict], system: str | None = None, batch
 @torch.no_grad()
 def completion_nll(model, tok, head: list[int], completions: list[list[int]]) -> list[torch.Tensor]:
     """Per-token NLL (nats) of each completion after the prompt ids `head` (chat_ids output)."""
-    rows = [head + c for c in completions]
-    width = max(map(len, rows))
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-    attn = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    ids, attn = pad_batch(tok, [head + c for c in completions])
     logp = torch.log_softmax(model(input_ids=ids, attention_mask=attn).logits[:, :-1].float(), -1)  # (B, T-1, V)
     tgt = logp.gather(-1, ids[:, 1:, None])[..., 0]  # (B, T-1)
     return [-tgt[n, len(head) - 1 : len(head) - 1 + len(c)] for n, c in enumerate(completions)]

@@ -47,8 +47,7 @@ def band_only(cfg: Config, vec: SteeringVector) -> SteeringVector:
     missing = [i for i in layers if i not in vec.vectors]
     if missing:
         raise SteerhealError(f"vector has no layers {missing} of steering.layer_band {list(cfg.steering.layer_band)}; re-extract")
-    return SteeringVector({i: vec.vectors[i] for i in layers}, vec.model_id, vec.num_layers, vec.hidden_size, vec.pos,
-                          vec.neg, vec.method, vec.contexts_hash, vec.calibrated_coef, vec.target_kl, vec.report)
+    return vec.subset(layers)
 
 
 def load_or_extract(cfg: Config, model, tok, path: str | Path | None = None) -> SteeringVector:

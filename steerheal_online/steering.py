@@ -14,13 +14,13 @@ import contextlib
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from steerheal_online.errors import SteerhealError
-from steerheal_online.generation import chat_ids
+from steerheal_online.generation import chat_ids, pad_batch
 
 
 @dataclass
@@ -40,6 +40,10 @@ class SteeringVector:
     @property
     def layers(self) -> list[int]:
         return sorted(self.vectors)
+
+    def subset(self, layers: list[int]) -> "SteeringVector":
+        """The same vector (and metadata) restricted to `layers`."""
+        return replace(self, vectors={i: self.vectors[i] for i in layers})
 
     def meta(self) -> dict:
         d = asdict(self)
@@ -146,13 +150,10 @@ def contexts_hash(contexts: list[str]) -> str:
 @torch.no_grad()
 def last_token_states(model, tok, system: str, contexts: list[str], layers: list[int], batch_size: int = 16) -> dict[int, torch.Tensor]:
     """Residual stream at the last prompt token (the assistant header), per layer: (N, H)."""
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     out: dict[int, list[torch.Tensor]] = {i: [] for i in layers}
     for start in range(0, len(contexts), batch_size):
         ids = [chat_ids(tok, c, system) for c in contexts[start : start + batch_size]]
-        width = max(map(len, ids))
-        x = torch.tensor([[pad] * (width - len(r)) + r for r in ids])  # left pad: last token at -1
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids])
+        x, mask = pad_batch(tok, ids, left=True)  # left pad: last token at -1
         hs = model(input_ids=x, attention_mask=mask, output_hidden_states=True).hidden_states
         for i in layers:
             out[i].append(hs[i + 1][:, -1, :].float())  # hidden_states[i + 1] = output of layer i

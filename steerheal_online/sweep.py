@@ -86,7 +86,7 @@ def sweep(model, tok, vec: SteeringVector, probes: list[dict], strengths: list[f
     base_nll = text_nll(model, tok, prompt_ids, [c.token_ids for c in hf_generate(model, tok, prompt_ids, new_tokens)])
     curves = []
     for name, layers in layer_sets.items():
-        sub = SteeringVector({i: vec.vectors[i] for i in layers}, vec.model_id, vec.num_layers, vec.hidden_size)
+        sub = vec.subset(layers)
         trait, flu = [0.0], [1.0]
         for s in strengths[1:]:
             with steer(model, sub, s):

@@ -1,6 +1,5 @@
 """Config: every shipped YAML loads; overrides keep types; bad input names the field."""
 
-from pathlib import Path
 
 import pytest
 
